@@ -1,0 +1,5 @@
+"""``python -m gitops_canary`` runs the command line."""
+
+from gitops_canary.cli import main
+
+raise SystemExit(main())
