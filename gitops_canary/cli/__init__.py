@@ -1,12 +1,20 @@
-"""The composition root: parses the command line and wires adapters to the core."""
+"""The composition root: the ``gitops-canary`` command line.
+
+Each command lives in its own module of this package and registers itself with
+:func:`register`; this is the only place where adapters are wired to the core.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from gitops_canary import __version__
+
+#: Modules of this package that define commands, in the order ``--help`` lists them.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,7 +23,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Flagger's canary analysis, with every step committed to git.",
     )
     parser.add_argument("--version", action="version", version=f"gitops-canary {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"gitops_canary.cli.{name}")
+        module.register(commands)
     return parser
 
 
@@ -25,4 +36,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    return 0
+    result: int = args.handler(args)
+    return result
