@@ -255,16 +255,16 @@ class _Discoverer:
         self.result = Discovery()
         self.builds: list[Build] = []
         self.broken: dict[Path, str] = {}  # kustomization dir -> error
-
-    def provider_for(self, file: str) -> str | None:
-        if callable(self.default_provider):
-            return self.default_provider(file)
-        return self.default_provider
         self.index: list[SourceObject] = []
         self.flagger_docs: list[Document] = []
         self.included_files: set[Path] = set()
         self.kustomization_dirs: list[Path] = []
         self.canary_docs: list[tuple[Document, Canary | None, list[Issue]]] = []
+
+    def provider_for(self, file: str) -> str | None:
+        if callable(self.default_provider):
+            return self.default_provider(file)
+        return self.default_provider
 
     # -- helpers
 
