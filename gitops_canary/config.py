@@ -225,11 +225,12 @@ class Config(_Model):
     def applier_for(self, path: str) -> Applier | None:
         """The applier whose path is the longest prefix of ``path`` (a repo-relative path)."""
         best: Applier | None = None
+        best_length = -1
         for applier in self.appliers:
-            prefix = applier.path.strip("/").removeprefix("./")
-            if path == prefix or path.startswith(prefix + "/") or prefix in ("", "."):
-                if best is None or len(prefix) > len(best.path.strip("/").removeprefix("./")):
-                    best = applier
+            prefix = applier.path.strip("/").removeprefix("./").rstrip("/")
+            covers = prefix in ("", ".") or path == prefix or path.startswith(prefix + "/")
+            if covers and len(prefix) > best_length:
+                best, best_length = applier, len(prefix)
         return best
 
     def rewrite_address(self, url: str) -> str:
