@@ -12,6 +12,7 @@ People's commits (an image bump, including the generated directory) are made wit
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import tempfile
@@ -140,10 +141,9 @@ class Playground:
     def stop(self) -> None:
         while self._stops:
             stop = self._stops.pop()
-            try:
+            # Best effort: one part failing to stop must not keep the others running.
+            with contextlib.suppress(Exception):
                 stop()
-            except Exception:  # noqa: S110 - best effort: the other parts must stop too
-                pass
 
     def __enter__(self) -> Playground:
         return self.start()
