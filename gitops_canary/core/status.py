@@ -71,6 +71,8 @@ class CheckRecord(_Model):
     value: float | None = None
     threshold: str | None = None
     message: str = ""
+    #: For webhooks: the hook type (``pre-rollout``, ``rollout``, ...), so a record says which gate.
+    hook_type: str | None = None
 
 
 class CanaryStatus(_Model):
