@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from gitops_canary import __version__
 
 #: Modules of this package that define commands, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("validate", "render", "run", "status", "history", "sim")
+COMMAND_MODULES: tuple[str, ...] = ("validate", "render", "run", "status", "history", "sim", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
