@@ -118,6 +118,34 @@ class FluxKustomizationApplier:
         return flux_applied_state(self.label, obj, commit, is_ancestor)
 
 
+def _health_check_failed(
+    label: str, status: Mapping[str, Any], commit: str, is_ancestor: IsAncestor
+) -> AppliedState | None:
+    """With ``wait: true`` or ``healthChecks``, Flux applies a revision but does not record it in
+    ``lastAppliedRevision`` until the workloads are healthy. A canary that never becomes ready
+    would then never count as applied, and its progress deadline would never roll it back. The
+    objects *are* applied, so when Ready is False for a failed health check of a revision that
+    includes the commit, the step counts as applied; the engine's own readiness check decides.
+    """
+    ready = _condition(status, "Ready")
+    if (
+        ready is None
+        or ready.get("status") != "False"
+        or ready.get("reason") != "HealthCheckFailed"
+    ):
+        return None
+    attempted = parse_flux_revision(status.get("lastAttemptedRevision"))
+    if attempted is None or not _includes(commit, attempted, is_ancestor):
+        return None
+    return AppliedState(
+        True,
+        parse_time(ready.get("lastTransitionTime")),
+        attempted,
+        f"{label} has applied {short(attempted)}; its health check fails: "
+        f"{ready.get('message', '')}",
+    )
+
+
 def flux_applied_state(
     label: str, obj: Mapping[str, Any] | None, commit: str, is_ancestor: IsAncestor
 ) -> AppliedState:
@@ -128,6 +156,9 @@ def flux_applied_state(
     raw_revision = status.get("lastAppliedRevision")
     applied_sha = parse_flux_revision(raw_revision)
     waiting = f"waiting for {label} to apply {short(commit)}"
+    health_failed = _health_check_failed(label, status, commit, is_ancestor)
+    if health_failed is not None:
+        return health_failed
     if applied_sha is None:
         if raw_revision:
             why = f"cannot read its lastAppliedRevision {raw_revision!r}"

@@ -200,6 +200,35 @@ def test_flux_requires_ready(served: tuple[Store, ClusterReader], history: Histo
     )
 
 
+def test_flux_health_check_failure_of_an_attempted_revision_counts_as_applied(
+    served: tuple[Store, ClusterReader], history: History
+) -> None:
+    # With wait: true Flux keeps lastAppliedRevision back while a Deployment is unhealthy; the
+    # objects are applied, so the engine must see the step and let the progress deadline act.
+    store, reader = served
+    kustomization(
+        store,
+        f"main@sha1:{history.first}",
+        ready="False",
+        reason="HealthCheckFailed",
+        message="timeout waiting for: [Deployment/test/podinfo status: 'InProgress']",
+    )
+    status = store.get(FLUX, "Kustomization", "flux-system", "apps")
+    assert status is not None
+    store.update_status(
+        FLUX,
+        "Kustomization",
+        "flux-system",
+        "apps",
+        {**status["status"], "lastAttemptedRevision": f"main@sha1:{history.third}"},
+    )
+    state = flux(reader).applied(history.second, history.is_ancestor)
+    assert state.applied
+    assert state.revision == history.third
+    assert state.applied_at == datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+    assert "health check fails" in state.message
+
+
 def test_flux_requires_current_observed_generation(
     served: tuple[Store, ClusterReader], history: History
 ) -> None:
