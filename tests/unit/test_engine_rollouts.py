@@ -41,7 +41,7 @@ def test_podinfo_seed_commit_sequence_matches_design_section_2() -> None:
     world.run(until=in_phase(Phase.SUCCEEDED))
 
     assert trail(world) == [
-        ("Initializing", 0, "New Deployment detected, starting initialization."),
+        ("Initializing", 0, "New Deployment detected, starting initialization of podinfo.test"),
         ("Initialized", 0, "Initialization done! podinfo.test"),
         ("Progressing", 0, "New revision detected! Scaling up podinfo.test"),
         ("Progressing", 10, "Advance podinfo.test canary weight 10"),

@@ -24,7 +24,9 @@ def _primary(canary: Canary) -> str:
 
 
 def initializing(canary: Canary) -> str:
-    return f"New {canary.spec.target_ref.kind} detected, starting initialization."
+    # Flagger has no event here, only the Promoted condition's text; the canary is named so that
+    # the first commit of every canary says which one it is.
+    return f"New {canary.spec.target_ref.kind} detected, starting initialization of {canary.dotted}"
 
 
 def initialization_done(canary: Canary) -> str:
