@@ -188,7 +188,8 @@ class Reconciler:
             if found.canary is None or not found.runnable:
                 continue
             canary = found.canary
-            now = self._clock()
+            # Whole seconds, like Kubernetes timestamps: status files stay readable.
+            now = self._clock().replace(microsecond=0)
             due = self._due.get(canary.key)
             if due is not None and now < due:
                 report.outcomes.append(CanaryOutcome(canary.key, "not-due"))
