@@ -5,7 +5,7 @@ read-only access only, run the container locked down (non-root, read-only root f
 privilege escalation, no capabilities, probes on ``/healthz`` and ``/readyz``), and carry a
 ``config.yaml`` that the reconciler accepts and that names its secrets instead of holding them.
 The example repository's app paths must build, and its Flux Kustomizations and Argo CD
-Applications must be valid for the real CRDs in ``/work/shared/schemas/crds``.
+Applications must be valid for the real CRDs in ``../shared/schemas/crds`` (beside the repository).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from gitops_canary.sim.scenario import parse_scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-SEEDS = Path("/work/shared/seeds")
+SEEDS = Path(__file__).resolve().parents[2].parent / "shared" / "seeds"
 
 APPS = {
     "kustomization.yaml": """\

@@ -19,7 +19,9 @@ from gitops_canary.core.specs import Canary
 from gitops_canary.core.status import CanaryStatus
 
 #: The shared references (seeds, fixtures, CRDs); overridable where the checkout lives elsewhere.
-SHARED = Path(os.environ.get("GITOPS_CANARY_SHARED", "/work/shared"))
+SHARED = Path(
+    os.environ.get("GITOPS_CANARY_SHARED", Path(__file__).resolve().parents[2].parent / "shared")
+)
 SOURCE_FILE = "apps/podinfo/canary.yaml"
 AB_MATCH = [{"headers": {"x-canary": {"exact": "insider"}}}]
 
