@@ -13,6 +13,7 @@ pytestmark = pytest.mark.integration
 
 SPECS = Path(__file__).parents[1] / "unit" / "valid_specs"
 INVALID = Path(__file__).parents[1] / "unit" / "invalid_specs"
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "podinfo"
 
 
 @pytest.fixture
@@ -22,9 +23,8 @@ def gateway_repo(tmp_path: Path) -> Path:
     app.mkdir(parents=True)
     shutil.copy(SPECS / "gatewayapi-canary.yaml", app / "canary.yaml")
     shutil.copy(SPECS / "gatewayapi-metric-templates.yaml", tmp_path / "apps" / "templates.yml")
-    (app / "deployment.yaml").write_text(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: podinfo\n"
-    )
+    shutil.copy(FIXTURES / "deployment.yaml", app / "deployment.yaml")
+    shutil.copy(FIXTURES / "hpa.yaml", app / "hpa.yaml")
     (tmp_path / ".git").mkdir()
     (tmp_path / ".git" / "broken.yaml").write_text("a: [\n")
     return tmp_path
@@ -41,7 +41,31 @@ def test_valid_directory_exits_0_with_a_summary(
 ) -> None:
     code, lines, err = run([str(gateway_repo), "--provider", "gatewayapi:v1"], capsys)
     assert (code, err) == (0, "")
-    assert lines == ["3 files, 1 canary, 2 metric templates: valid"]
+    assert lines == ["4 files, 1 canary, 2 metric templates: valid"]
+
+
+def test_cross_object_problems_name_the_file(
+    gateway_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (gateway_repo / "apps" / "podinfo" / "hpa.yaml").unlink()
+    code, lines, _ = run([str(gateway_repo), "--provider", "gatewayapi:v1"], capsys)
+    assert code == 1
+    assert (
+        f"{gateway_repo}/apps/podinfo/canary.yaml: Canary test/podinfo: spec.autoscalerRef: "
+        "HorizontalPodAutoscaler test/podinfo not found under ./"
+    ) in lines
+
+
+def test_provider_per_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name, spec in (("gw", "gatewayapi-canary.yaml"), ("ct", "contour-canary.yaml")):
+        (tmp_path / name).mkdir()
+        shutil.copy(SPECS / spec, tmp_path / name / "canary.yaml")
+    code, _, _ = run(
+        [str(tmp_path / "gw" / "canary.yaml"), str(tmp_path / "ct" / "canary.yaml"),
+         "--provider", "gatewayapi:v1", "--provider", f"{tmp_path / 'ct'}=contour"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0
 
 
 def test_invalid_file_exits_1_listing_every_issue(
@@ -105,7 +129,7 @@ def test_directory_without_yaml_is_invalid(
     ("args", "message"),
     [
         ([], "give at least one file or directory"),
-        (["--provider", "istio", "."], "--provider 'istio' is not supported"),
+        (["--provider", "istio", "."], "--provider 'istio': 'istio' is not supported"),
         (["does-not-exist.yaml"], "no such file or directory: does-not-exist.yaml"),
     ],
 )
