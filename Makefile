@@ -7,9 +7,11 @@ setup:
 demo: setup
 	@.venv/bin/gitops-canary demo
 
+LINT_PATHS := gitops_canary tests $(wildcard benchmarks)
+
 lint: setup
-	.venv/bin/ruff format --check gitops_canary tests benchmarks
-	.venv/bin/ruff check gitops_canary tests benchmarks
+	.venv/bin/ruff format --check $(LINT_PATHS)
+	.venv/bin/ruff check $(LINT_PATHS)
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 
