@@ -41,6 +41,7 @@ from gitops_canary.repo.pullrequests import (
     propose_step,
 )
 from gitops_canary.repo.pushing import Produce, commit_and_push
+from gitops_canary.repo.scrub import register_secret
 from gitops_canary.telemetry import Recorder
 
 log = logging.getLogger("gitops_canary.cli")
@@ -125,6 +126,10 @@ def secret_reader(cluster: ClusterReader) -> Callable[[str, str], Mapping[str, s
             raise KeyError(f"Secret {namespace}/{name} not found")
         data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
         data.update(secret.get("stringData") or {})
+        # A token or webhook address read here must never reach a log, a commit or status.yaml,
+        # even when a server echoes it back in an error.
+        for value in data.values():
+            register_secret(value)
         return data
 
     return read

@@ -280,6 +280,12 @@ class _Builder:
                     f"{where}: {position} {entry!r}: the directory has no kustomization.yaml "
                     "(kustomize needs one in every directory listed in resources)"
                 )
+            if target in stack:
+                chain = " -> ".join(self.rel(p) for p in (*stack, target))
+                raise KustomizeError(
+                    f"{where}: {position} {entry!r}: kustomizations include each other "
+                    f"({chain}); kustomize refuses such cycles"
+                )
             return self.build_dir(target, stack)
         self.result.includes.add(target)
         try:

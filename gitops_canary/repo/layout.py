@@ -71,6 +71,7 @@ def write_generated(  # noqa: PLR0917 (the signature the reconciler codes agains
     """
     rel_dir = generated_dir(canary_dir_rel, canary_name)
     directory = repo_root / rel_dir
+    _refuse_links(repo_root, rel_dir)
     names = [name for name, _ in objects]
     for name in names:
         if not _FILENAME.match(name) or name in _RESERVED:
@@ -103,6 +104,41 @@ def write_generated(  # noqa: PLR0917 (the signature the reconciler codes agains
     return sorted(changed)
 
 
+def _refuse_links(repo_root: Path, rel_dir: PurePosixPath | str) -> None:
+    """The owned directory must be a real directory inside the working copy: a symbolic link
+    anywhere on the way (committed by mistake or on purpose) could make gitops-canary write or
+    read files outside the repository."""
+    path = repo_root
+    for part in Path(rel_dir).parts:
+        path = path / part
+        if path.is_symlink():
+            raise LayoutError(
+                f"{rel_dir}: {path.relative_to(repo_root)} is a symbolic link; gitops-canary "
+                "only writes to a real directory inside the repository (remove the link)"
+            )
+    if directory_exists(path):
+        for child in path.iterdir():
+            if child.is_symlink():
+                raise LayoutError(
+                    f"{rel_dir}: {child.name} is a symbolic link; gitops-canary owns this "
+                    "directory and only writes regular files in it (remove the link)"
+                )
+
+
+def directory_exists(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def _refuse_read_links(directory: Path) -> None:
+    for path in (directory.parent, directory):
+        if path.is_symlink():
+            raise LayoutError(f"{path}: is a symbolic link; refusing to read through it")
+    if directory.is_dir():
+        for child in directory.iterdir():
+            if child.is_symlink():
+                raise LayoutError(f"{child}: is a symbolic link; refusing to read through it")
+
+
 def status_document(name: str, namespace: str | None, status: CanaryStatus) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": name}
     if namespace:
@@ -117,6 +153,7 @@ def status_document(name: str, namespace: str | None, status: CanaryStatus) -> d
 
 def read_status(directory: Path) -> CanaryStatus:
     """The status in ``directory/status.yaml``; an empty status when there is none yet."""
+    _refuse_read_links(directory)
     path = directory / STATUS_FILE
     if not path.exists():
         return CanaryStatus()
@@ -139,6 +176,7 @@ def read_status(directory: Path) -> CanaryStatus:
 def read_generated(directory: Path) -> dict[str, dict[str, Any]]:
     """The committed generated objects, by file name (``kustomization.yaml``/``status.yaml``
     excluded). Empty when the directory does not exist yet."""
+    _refuse_read_links(directory)
     if not directory.is_dir():
         return {}
     objects: dict[str, dict[str, Any]] = {}

@@ -286,10 +286,18 @@ class _Converter:
 
     def convert(self, node: Node, depth: int) -> Any:
         if isinstance(node, MappingNode):
+            self.plain_collection(node, _TAG_PREFIX + "map")
             return self.mapping(node, depth)
         if isinstance(node, SequenceNode):
+            self.plain_collection(node, _TAG_PREFIX + "seq")
             return [self.convert(child, depth + 1) for child in node.value]
         return self.scalar(node)
+
+    def plain_collection(self, node: Node, expected: str) -> None:
+        """A list or mapping with a tag (``!!python/object/apply:...``) is refused too."""
+        tag = _tag(node)
+        if tag not in (expected, _TAG_PREFIX + "omap", _TAG_PREFIX + "set"):
+            raise self.error(node, f"unsupported YAML tag {tag!r}; manifests use plain YAML")
 
     def scalar(self, node: Node) -> Any:
         tag = _tag(node)
