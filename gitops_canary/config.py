@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from gitops_canary.core.specs import SUPPORTED_PROVIDERS, parse_duration
@@ -34,6 +41,15 @@ class SecretSource(_Model):
 
     env: str | None = None
     file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _never_inline(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValueError(
+                "a secret is never written in the configuration: use {env: NAME} or {file: PATH}"
+            )
+        return data
 
     @model_validator(mode="after")
     def _one_source(self) -> SecretSource:
@@ -96,6 +112,13 @@ class PullRequests(_Model):
     token: SecretSource
     #: Which steps go through review: every traffic step, or only the promotion.
     review: Literal["every-step", "promotion"] = "promotion"
+
+    @model_validator(mode="after")
+    def _owner_and_name(self) -> PullRequests:
+        owner, _, name = self.project.partition("/")
+        if self.provider != "gitlab" and (not owner or not name):
+            raise ValueError(f"project: expected 'owner/name' for {self.provider}")
+        return self
 
 
 class Push(_Model):
@@ -174,6 +197,15 @@ class Defaults(_Model):
 class Timing(_Model):
     #: How often the loop looks for due canaries and for applied steps.
     poll: str = "5s"
+
+    @field_validator("poll")
+    @classmethod
+    def _a_duration(cls, value: str) -> str:
+        seconds = parse_duration(value)
+        if seconds is None or seconds <= 0:
+            raise ValueError(f"{value!r} is not a duration like '5s'")
+        return value
+
     #: Multiplies every ``analysis.interval``. Below 1 only with the simulator (demos, tests).
     interval_scale: float = Field(default=1.0, gt=0, le=1)
 
@@ -219,7 +251,17 @@ class Config(_Model):
     @model_validator(mode="after")
     def _scale_needs_simulator(self) -> Config:
         if self.timing.interval_scale < 1 and not self.simulator:
-            raise ValueError("timing.intervalScale below 1 is only allowed with 'simulator: true'")
+            raise ValueError(
+                "timing.intervalScale: below 1 only with 'simulator: true' (demos and tests)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _cluster_access(self) -> Config:
+        if self.cluster.in_cluster == (self.cluster.kubeconfig is not None):
+            raise ValueError(
+                "cluster: set either 'kubeconfig' (and optionally 'context') or 'inCluster: true'"
+            )
         return self
 
     def applier_for(self, path: str) -> Applier | None:
@@ -287,14 +329,17 @@ def parse_config(
     except ValidationError as err:
         problems = []
         for error in err.errors():
-            where = _field_path(tuple(error["loc"])) or "(top level)"
+            where = _field_path(tuple(error["loc"]))
             message = str(error["msg"]).removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "unknown field"
-            problems.append(f"{source}: {where}: {message}")
+            problems.append(f"{source}: {where}: {message}" if where else f"{source}: {message}")
         raise ConfigError("\n".join(problems)) from None
     if base_dir is not None:
         config = _resolve_paths(config, base_dir)
+    kubeconfig = config.cluster.kubeconfig
+    if kubeconfig is not None and not kubeconfig.is_file():
+        raise ConfigError(f"{source}: cluster.kubeconfig: no such file: {kubeconfig}")
     return config
 
 

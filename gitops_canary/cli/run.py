@@ -61,18 +61,23 @@ def run_command(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_USAGE
     configure_logging(config.logging.format, config.logging.level)
-    try:
-        built = build(config)
-    except ConfigError as err:
-        print(f"gitops-canary: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except Exception as err:
-        log.error("Cannot start: %s", err)
-        return EXIT_FATAL
+    built = _build(config, args.config)
+    if isinstance(built, int):
+        return built
     health = HealthState()
     server = None
     if config.metrics.enabled and not args.once:
-        server = serve(built.recorder, health, config.metrics.address, config.metrics.port)
+        try:
+            server = serve(built.recorder, health, config.metrics.address, config.metrics.port)
+        except OSError as err:
+            log.error(
+                "Cannot start: cannot serve /metrics on %s:%s: %s",
+                config.metrics.address,
+                config.metrics.port,
+                err.strerror or err,
+            )
+            built.close()
+            return EXIT_FATAL
         log.info("Serving /metrics, /healthz and /readyz on %s:%s", *server.server_address[:2])
     loop = Loop(built.reconciler, health)
     try:
@@ -98,17 +103,30 @@ def plan_command(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="gitops-canary-plan-") as scratch:
         repository = config.repository.model_copy(update={"workdir": Path(scratch) / "work"})
         config = config.model_copy(update={"repository": repository})
-        try:
-            built = build(config)
-        except ConfigError as err:
-            print(f"gitops-canary: {err}", file=sys.stderr)
-            return EXIT_USAGE
+        built = _build(config, args.config)
+        if isinstance(built, int):
+            return built
         try:
             planned = plan(built)
+        except Exception as err:
+            log.error("Cannot plan: %s", " ".join(str(err).split()))
+            return EXIT_FATAL
         finally:
             built.close()
     sys.stdout.write(planned or "Nothing to commit: every canary is waiting or up to date.\n")
     return EXIT_OK
+
+
+def _build(config: Any, source: Path) -> Any:
+    """The wired reconciler, or the exit code after one clear message."""
+    try:
+        return build(config)
+    except ConfigError as err:
+        print(f"gitops-canary: {source}: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as err:
+        log.error("Cannot start: %s", " ".join(str(err).split()))
+        return EXIT_FATAL
 
 
 def plan(built: Any) -> str:

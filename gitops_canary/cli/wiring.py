@@ -60,6 +60,11 @@ def load_config(path: Path) -> Config:
     try:
         documents = load_file(path, display=str(path))
     except ManifestError as err:
+        if "must be a mapping" in err.message:
+            raise ConfigError(
+                f"{path}: the configuration must be a mapping of sections (repository, "
+                "cluster, appliers, ...), see config/config.yaml"
+            ) from None
         raise ConfigError(str(err)) from None
     if len(documents) != 1:
         raise ConfigError(f"{path}: expected exactly one YAML document, found {len(documents)}")
@@ -142,9 +147,7 @@ def pull_request_provider(config: Config) -> PullRequestProvider | None:
     token = TokenSource(env=settings.token.env, file=settings.token.file)
     if settings.provider == "gitlab":
         return GitLab(settings.project, token, api_url=settings.api_url)
-    owner, _, name = settings.project.partition("/")
-    if not owner or not name:
-        raise ConfigError("push.pullRequests.project: expected 'owner/name'")
+    owner, _, name = settings.project.partition("/")  # checked by the configuration model
     if settings.provider == "github":
         return GitHub(owner, name, token, api_url=settings.api_url)
     return Gitea(owner, name, token, api_url=settings.api_url)

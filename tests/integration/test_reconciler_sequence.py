@@ -174,6 +174,7 @@ def reconciler(tmp_path: Path, remote: Path) -> Iterator[tuple[Reconciler, Clock
         {
             "repository": {"url": str(remote), "paths": ["apps/podinfo", "apps/metric-templates"]},
             "appliers": [{"path": "apps", "compareLive": True}],
+            "cluster": {"inCluster": True},  # answered in-process below
             "defaults": {"provider": "gatewayapi:v1"},
             "timing": {"poll": "1s"},
         },
