@@ -37,9 +37,10 @@ from gitops_canary.core.verdicts import QueryOutcome, judge
 from gitops_canary.observe.appliers import AppliedState
 from gitops_canary.observe.cluster import deployment_readiness, route_readiness
 from gitops_canary.repo.discovery import DiscoveredCanary, Discovery
-from gitops_canary.repo.gitrepo import GitRepo
+from gitops_canary.repo.gitrepo import GitError, GitRepo
 from gitops_canary.repo.pullrequests import ProposalOutcome, ProposalState
-from gitops_canary.repo.pushing import Produce
+from gitops_canary.repo.pushing import BatchedStep, Produce, batch_producer, commit_and_push
+from gitops_canary.repo.scrub import scrub
 from gitops_canary.steps import write_step
 from gitops_canary.telemetry import Recorder, canary_fields
 
@@ -87,6 +88,8 @@ class NotifyPort(Protocol):
 
 
 #: ``push(repo, produce, attempts=N) -> sha | None`` (see :func:`repo.pushing.commit_and_push`).
+#: Given :func:`~repo.pushing.commit_and_push` itself, or a wrapper of it with ``batches = True``,
+#: the reconciler pushes all the steps of a tick at once (``produce`` commits each step).
 PushPort = Callable[..., str | None]
 #: ``propose(repo, canary_key, produce) -> ProposalState`` (pull-request mode).
 ProposePort = Callable[[GitRepo, str, Produce], ProposalState]
@@ -158,15 +161,47 @@ class Reconciler:
         self._reported: dict[str, str] = {}
         self._last_wait: dict[str, str] = {}
         self._first_seen_applied: dict[tuple[str, str], datetime] = {}
+        #: Why the applier has not applied a canary's last commit yet, in its own words.
+        self._not_applied: dict[str, str] = {}
+        #: (head, its discovery) while the working copy is known to be exactly that head (reset,
+        #: then only read): a tick at the same head needs neither the reset nor the discovery.
+        self._clean: tuple[str, Discovery] | None = None
+        #: The commit this tick's last-commit lookups answer for (None: the branch moved during
+        #: the tick, ask git per canary), the canary directories, and the answers.
+        self._touch_rev: str | None = None
+        self._discovered: Discovery | None = None
+        self._counted: Discovery | None = None
+        self._touch_dirs: list[str] = []
+        self._touches: dict[str, str | None] | None = None
+        #: Steps waiting for this tick's one push (None: each step is pushed on its own).
+        self._batch: list[_PendingStep] | None = None
+        self._attempt_discovery: Discovery | None = None
+        self._durations_for: object = None
+        self._poll_delta = timedelta(0)
+        #: ``analysis.interval`` as written -> the scaled interval.
+        self._intervals: dict[str | None, timedelta] = {}
+        #: What the canary gauges were last set to, per canary (setting them again is a no-op).
+        self._gauges: dict[str, tuple[str, str, Phase | None, int]] = {}
 
     # -- scheduling
 
     def _poll(self) -> timedelta:
-        return timedelta(seconds=self.config.timing.poll_seconds())
+        # Asked several times per canary per tick: parse the (frozen) configuration's once.
+        timing = self.config.timing
+        if self._durations_for is not timing:
+            self._durations_for = timing
+            self._poll_delta = timedelta(seconds=timing.poll_seconds())
+            self._intervals = {}
+        return self._poll_delta
 
     def _interval(self, canary: Canary) -> timedelta:
-        seconds = canary.spec.analysis.interval_seconds() * self.config.timing.interval_scale
-        return timedelta(seconds=seconds)
+        self._poll()  # drops the intervals scaled by an older configuration
+        analysis = canary.spec.analysis
+        interval = self._intervals.get(analysis.interval)
+        if interval is None:
+            seconds = analysis.interval_seconds() * self.config.timing.interval_scale
+            interval = self._intervals[analysis.interval] = timedelta(seconds=seconds)
+        return interval
 
     def next_wake(self, now: datetime) -> datetime:
         """When the earliest canary is due (at the latest one poll interval from now)."""
@@ -180,8 +215,28 @@ class Reconciler:
         report = TickReport()
         self._recorder.ticks.inc()
         report.head = self._repo.fetch()
-        self._repo.reset_to_remote()
-        discovery = self._discover(self._repo.worktree)
+        if self._clean is None or self._clean[0] != report.head:
+            self._clean = None
+            self._repo.reset_to_remote()
+            self._clean = (report.head, self._discover(self._repo.worktree))
+        discovery = self._clean[1]
+        self._touch_rev, self._touches = report.head, None
+        if discovery is not self._discovered:
+            self._discovered, self._touch_dirs = discovery, []
+        # The real pusher takes many steps in one push (one commit each); a stand-in for it
+        # (plan's recorder, a test's) gets one call per step unless it says it batches too.
+        batches = self._push is commit_and_push or getattr(self._push, "batches", False) is True
+        self._batch = [] if batches and not dry_run else None
+        try:
+            self._reconcile_all(discovery, report, dry_run=dry_run)
+            if self._batch:
+                self._push_batch(report)
+        finally:
+            self._batch = None
+        self._recorder.last_tick.set(self._clock().timestamp())
+        return report
+
+    def _reconcile_all(self, discovery: Discovery, report: TickReport, *, dry_run: bool) -> None:
         self._report_problems(discovery, report)
         self._count(discovery)
         for found in discovery.canaries:
@@ -197,16 +252,22 @@ class Reconciler:
             try:
                 outcome = self._reconcile(found, now, dry_run=dry_run)
             except Exception as err:  # one canary's trouble never stops the others
-                self._recorder.errors.labels(_error_kind(err)).inc()
-                message = f"{canary.dotted}: {err}"
-                self._report_once(canary.key, message, canary)
-                self._due[canary.key] = now + self._poll()
-                outcome = CanaryOutcome(canary.key, "error", message)
+                outcome = self._failed(canary, now, err)
+            if outcome.kind == "pending" and self._batch:
+                self._batch[-1].position = len(report.outcomes)
             report.outcomes.append(outcome)
-        self._recorder.last_tick.set(self._clock().timestamp())
-        return report
+
+    def _failed(self, canary: Canary, now: datetime, err: Exception) -> CanaryOutcome:
+        self._recorder.errors.labels(_error_kind(err)).inc()
+        message = f"{canary.dotted}: {err}"
+        self._report_once(canary.key, message, canary)
+        self._due[canary.key] = now + self._poll()
+        return CanaryOutcome(canary.key, "error", message)
 
     def _count(self, discovery: Discovery) -> None:
+        if discovery is self._counted:
+            return  # the same discovery as last tick: the gauges already say so
+        self._counted = discovery
         per_namespace: dict[str, int] = {}
         for found in discovery.canaries:
             per_namespace[found.namespace] = per_namespace.get(found.namespace, 0) + 1
@@ -217,7 +278,7 @@ class Reconciler:
         texts = list(discovery.issues)
         for found in discovery.canaries:
             texts.extend(found.issues)
-            texts.extend(f"{w} (warning)" for w in found.warnings)
+            texts.extend(w if w.endswith("(warning)") else f"{w} (warning)" for w in found.warnings)
         for text in texts:
             report.problems.append(text)
             if self._reported.get(f"issue:{text}") is None:
@@ -248,8 +309,12 @@ class Reconciler:
             decision = self._decide(canary, status, observation, checks, now)
         self._schedule(canary, decision, now, ran_checks)
         self._reported.pop(canary.key, None)
-        self._recorder.observe_canary(canary, status.phase, status.canary_weight)
+        self._observe_gauges(canary, status.phase, status.canary_weight)
         if decision.kind is Kind.WAIT:
+            if not observation.applied and canary.key in self._not_applied:
+                # The applier's own words name the object and what it did apply.
+                reason = f"{self._not_applied[canary.key]}, before judging canary {canary.key}"
+                decision = replace(decision, reason=reason)
             self._log_wait(canary, status, decision)
             return CanaryOutcome(
                 canary.key, "wait", decision.reason, None, status.phase, status.canary_weight
@@ -260,19 +325,67 @@ class Reconciler:
                 canary.key, "commit", decision.message, None, decision.status.phase,
                 decision.status.canary_weight,
             )  # fmt: skip
-        produce = self._producer(found, decision, observation, checks, now)
         if self._propose is not None and self._needs_review(decision):
+            produce = self._producer(found, decision, observation, checks, now)
+            self._moved()
             return self._proposal(found, decision, produce)
+        if self._batch is not None:
+            produce = self._producer(
+                found, decision, observation, checks, now, rediscover=self._rediscover_once
+            )
+            self._batch.append(_PendingStep(found, decision, produce, now))
+            return CanaryOutcome(canary.key, "pending")
+        produce = self._producer(found, decision, observation, checks, now)
+        self._moved()
         sha = self._push(self._repo, produce, attempts=self.config.push.attempts)
         self._after_commit(found, decision, sha)
-        return CanaryOutcome(
-            canary.key,
-            "commit" if sha else "unchanged",
-            decision.message.splitlines()[0] if decision.message else "",
-            sha,
-            decision.status.phase,
-            decision.status.canary_weight,
-        )
+        return _committed(canary, decision, sha)
+
+    def _moved(self) -> None:
+        """Something is about to write: the working copy and the branch tip may change."""
+        self._clean = None
+        self._touch_rev = None
+
+    # -- one push for the tick's steps (D5 still holds: a rejected push recomputes them all)
+
+    def _push_batch(self, report: TickReport) -> None:
+        assert self._batch is not None
+        pending = self._batch
+        steps = [BatchedStep(item.produce) for item in pending]
+        each_step = batch_producer(self._repo, steps)
+
+        def produce_all(worktree: Path) -> None:
+            self._attempt_discovery = None  # an attempt after a rejection reads the tip once
+            each_step(worktree)
+
+        fresh_tip = self._clean[0] if self._clean is not None else None
+        self._moved()
+        failure: Exception | None = None
+        try:
+            self._push(
+                self._repo, produce_all, attempts=self.config.push.attempts, fresh_tip=fresh_tip
+            )
+        except Exception as err:
+            failure = err
+        finally:
+            self._attempt_discovery = None
+        for item, step in zip(pending, steps, strict=True):
+            assert item.found.canary is not None
+            canary = item.found.canary
+            error = step.error or failure
+            try:
+                if error is not None:
+                    raise error
+                self._after_commit(item.found, item.decision, step.sha)
+                outcome = _committed(canary, item.decision, step.sha)
+            except Exception as err:  # one canary's trouble never stops the others
+                outcome = self._failed(canary, item.now, err)
+            report.outcomes[item.position] = outcome
+
+    def _rediscover_once(self, worktree: Path) -> Discovery:
+        if self._attempt_discovery is None:
+            self._attempt_discovery = self._discover(worktree)
+        return self._attempt_discovery
 
     def _decide(
         self,
@@ -302,6 +415,12 @@ class Reconciler:
         else:
             due = now + self._poll()
         self._due[canary.key] = min(due, now + max(self._interval(canary), self._poll()))
+
+    def _observe_gauges(self, canary: Canary, phase: Phase | None, weight: int) -> None:
+        state = (canary.target_name, canary.namespace, phase, weight)
+        if self._gauges.get(canary.key) != state:
+            self._gauges[canary.key] = state
+            self._recorder.observe_canary(canary, phase, weight)
 
     def _log_wait(self, canary: Canary, status: CanaryStatus, decision: Decision) -> None:
         if self._last_wait.get(canary.key) == decision.reason:
@@ -339,18 +458,35 @@ class Reconciler:
 
     def _applied(self, found: DiscoveredCanary, now: datetime) -> tuple[bool, datetime | None]:
         """Whether the last commit touching the canary's directory is applied, and since when."""
-        commit = self._repo.last_commit_touching([found.canary_dir])
+        commit = self._last_commit(found.canary_dir)
         if commit is None:
             return True, None
         state = self._applier_for(found.canary_dir)(commit)
         if not state.applied:
+            self._not_applied[found.key] = state.message
             return False, None
-        if state.applied_at is not None:
-            return True, state.applied_at
-        # The applier does not say when (compare-live, or Argo CD synced an older operation):
-        # count from the first time this process saw it applied.
-        seen = self._first_seen_applied.setdefault((found.key, commit), now)
-        return True, seen
+        self._not_applied.pop(found.key, None)
+        # The interval counts from when the step was first applied. Flux moves Ready's time with
+        # every newer revision it applies, so a busy branch must not push the analysis back;
+        # and an applier that does not say when (compare-live) counts from the first sighting.
+        first = self._first_seen_applied.setdefault((found.key, commit), state.applied_at or now)
+        if state.applied_at is not None and state.applied_at < first:
+            self._first_seen_applied[(found.key, commit)] = first = state.applied_at
+        return True, first
+
+    def _last_commit(self, directory: str) -> str | None:
+        """The newest commit that touched ``directory``: for every canary in one git query."""
+        if self._touch_rev is not None and self._touches is None:
+            if not self._touch_dirs and self._discovered is not None:
+                canaries = self._discovered.canaries
+                self._touch_dirs = [found.canary_dir for found in canaries if found.runnable]
+            try:
+                self._touches = self._repo.last_commits_touching(self._touch_dirs, self._touch_rev)
+            except GitError:
+                self._touch_rev = None  # each canary's own query reports its problem
+        if self._touch_rev is None or self._touches is None or directory not in self._touches:
+            return self._repo.last_commit_touching([directory])
+        return self._touches[directory]
 
     def _deployment(
         self,
@@ -446,6 +582,8 @@ class Reconciler:
                 results.append(MetricResult(item.name, False, None, "", item.message, error=True))
                 continue
             result = judge(canary, item, next(outcomes))
+            # A server may echo a credential in its error; it must not reach status.yaml.
+            result = replace(result, message=scrub(result.message))
             results.append(result)
             if result.value is not None:
                 self._recorder.metric_analysis.labels(
@@ -462,6 +600,8 @@ class Reconciler:
         observation: Observation,
         checks: Checks,
         now: datetime,
+        *,
+        rediscover: Discover | None = None,
     ) -> Produce:
         assert found.canary is not None
         canary = found.canary
@@ -473,7 +613,7 @@ class Reconciler:
             if attempt[0] > 1:
                 # Someone pushed first. Re-read this canary from their tip and decide again with
                 # the same observations and check results; webhooks are not called twice.
-                fresh = self._discover(worktree).canary(canary.key)
+                fresh = (rediscover or self._discover)(worktree).canary(canary.key)
                 if fresh is None or not fresh.runnable or fresh.canary is None:
                     return None
                 step = self._decide(fresh.canary, fresh.status, observation, checks, now)
@@ -540,7 +680,7 @@ class Reconciler:
             log.info("The repository already holds this step; nothing to commit.", extra=fields)
             return
         self._recorder.commits.labels(canary.namespace, canary.name).inc()
-        self._recorder.observe_canary(canary, status.phase, status.canary_weight)
+        self._observe_gauges(canary, status.phase, status.canary_weight)
         strategy = canary.strategy().value
         if decision.post_rollout is Phase.SUCCEEDED:
             how = "skipped" if canary.spec.skip_analysis else "completed"
@@ -581,6 +721,28 @@ class Reconciler:
             call()
         except Exception as err:
             log.warning("%s failed: %s", what, err, extra=dict(fields))
+
+
+@dataclass
+class _PendingStep:
+    """A step decided in this tick, waiting for the tick's one push."""
+
+    found: DiscoveredCanary
+    decision: Decision
+    produce: Produce
+    now: datetime
+    position: int = -1  # in the tick's outcomes
+
+
+def _committed(canary: Canary, decision: Decision, sha: str | None) -> CanaryOutcome:
+    return CanaryOutcome(
+        canary.key,
+        "commit" if sha else "unchanged",
+        decision.message.splitlines()[0] if decision.message else "",
+        sha,
+        decision.status.phase,
+        decision.status.canary_weight,
+    )
 
 
 def _error_kind(err: Exception) -> str:

@@ -179,7 +179,11 @@ class Notifier:
         except Exception as err:  # a notification must never stop a rollout
             return self._failed(alert, key, f"sending to {shown} failed: {type(err).__name__}")
         if response.status_code >= 300:
-            excerpt = " ".join(response.text.split())[:120]
+            excerpt = " ".join(response.text.split())
+            # Webhook addresses carry their secret in the path; a receiver may echo it back.
+            for secret in _address_secrets(address):
+                excerpt = excerpt.replace(secret, "***")
+            excerpt = excerpt[:120]
             return self._failed(
                 alert, key, f"{shown} answered HTTP {response.status_code}: {excerpt}"
             )
@@ -219,6 +223,17 @@ class Notifier:
 
 
 # --------------------------------------------------------------------------- formats
+
+
+def _address_secrets(address: str) -> list[str]:
+    """The parts of a webhook address that may be secret: its path, its query, and its path's
+    segments (Slack, Discord and Teams put the token there)."""
+    match = re.match(r"^\w+://[^/]+(/[^?#]*)?(\?[^#]*)?", address)
+    if match is None:
+        return []
+    path, query = match.group(1) or "", match.group(2) or ""
+    parts = [path, query.lstrip("?"), *path.split("/")]
+    return sorted({p for p in parts if len(p) >= 8}, key=len, reverse=True)
 
 
 def render(provider: AlertProvider, notice: Notice) -> dict[str, Any]:

@@ -165,6 +165,16 @@ class PrometheusClient:
             raise CredentialsError(f"secret {location.name} error: {err}") from None
 
     def _run(self, query: MetricQuery, credentials: _Credentials) -> QueryOutcome:
+        outcome = self._send(query, credentials)
+        # A server or proxy may echo the credentials it received; never pass them on.
+        secrets = [credentials.bearer_token, *(credentials.basic_auth or ())]
+        error = outcome.error
+        for secret in secrets:
+            if secret:
+                error = error.replace(secret, "***")
+        return outcome if error == outcome.error else QueryOutcome.failed(error)
+
+    def _send(self, query: MetricQuery, credentials: _Credentials) -> QueryOutcome:
         headers = dict(query.headers)
         if credentials.bearer_token is not None:
             headers["Authorization"] = f"Bearer {credentials.bearer_token}"

@@ -22,17 +22,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import re
 import subprocess
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from gitops_canary.core.hashing import config_checksum, pod_template_hash
+from gitops_canary.core.promql import QueryPlanError, plan_queries
 from gitops_canary.core.specs import AlertProvider, Canary, MetricTemplate
 from gitops_canary.core.status import CanaryStatus
 from gitops_canary.core.validation import Issue, effective_provider, parse_document
 from gitops_canary.repo.kustomize import (
+    KUSTOMIZATION_FILES,
     Build,
     KustomizeError,
     Resource,
@@ -46,7 +51,18 @@ from gitops_canary.repo.layout import (
     read_generated,
     read_status,
 )
-from gitops_canary.repo.manifests import Document, ManifestError, iter_yaml_files, load_text
+from gitops_canary.repo.manifests import (
+    MAX_FILE_BYTES,
+    Document,
+    ManifestError,
+    iter_yaml_files,
+    load_file,
+    load_text,
+    refuse_oversized,
+)
+
+_T = TypeVar("_T")
+_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 FLAGGER_KINDS = frozenset({"Canary", "MetricTemplate", "AlertProvider"})
 #: Secret types Flagger tracks (``config_tracker.go``); a Secret without ``type`` is Opaque.
@@ -93,41 +109,191 @@ def blob_ids(repo_root: Path) -> dict[str, str]:
     return ids
 
 
+#: The committed state of an owned directory: its status and generated objects, or the error.
+_Owned = tuple[CanaryStatus, dict[str, dict[str, Any]]] | LayoutError
+
+
 class ParseCache:
     """Parsed documents keyed by (file, git blob id of its content).
 
     The content is read and hashed on every tick (cheap); it is parsed only when its blob id is
-    new. :attr:`parses` counts real parses, so tests and benchmarks can see the reuse.
+    new. :attr:`parses` counts real parses, so tests and benchmarks can see the reuse. Values
+    derived from a file (a validated Canary, an owned directory's status) are kept the same way,
+    so an unchanged file costs a read and a hash, never a parse or a validation.
     """
 
     def __init__(self) -> None:
         self._documents: dict[tuple[str, str], list[Document] | ManifestError] = {}
         self._seen: set[tuple[str, str]] = set()
+        #: display -> blob id of the content loaded since the last prune.
+        self._blobs: dict[str, str] = {}
+        self._by_blob: dict[str, list[Document]] = {}
+        self._derived: dict[tuple[str, str, Hashable], Any] = {}
+        self._owned: dict[tuple[str, tuple[tuple[str, str], ...]], _Owned] = {}
+        self._owned_seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        self._builds: dict[Path, tuple[Build, _BuildInputs]] = {}
+        self._builds_seen: set[Path] = set()
         self.parses = 0
 
     def load(self, path: Path, display: str) -> list[Document]:
         try:
+            refuse_oversized(path, display)  # before reading: a huge file costs nothing
             content = path.read_bytes()
         except OSError as error:
             raise ManifestError(display, f"cannot read the file: {error.strerror}") from None
         key = (display, git_blob_id(content))
         self._seen.add(key)
+        self._blobs[display] = key[1]
         cached = self._documents.get(key)
         if cached is None:
-            self.parses += 1
-            try:
-                cached = _parse(content, display)
-            except ManifestError as error:
-                cached = error
+            same = self._by_blob.get(key[1])
+            if same is not None:
+                # The same bytes under another name (the owned-directory reader names files by
+                # absolute path, kustomize builds by repo-relative path): parsed once.
+                cached = [replace(document, file=display) for document in same]
+            else:
+                self.parses += 1
+                try:
+                    cached = _parse(content, display)
+                except ManifestError as error:
+                    cached = error
+                else:
+                    self._by_blob[key[1]] = cached
             self._documents[key] = cached
         if isinstance(cached, ManifestError):
             raise cached
         return cached
 
+    def derived(self, display: str, key: Hashable, compute: Callable[[], _T]) -> _T:
+        """``compute()``, a function of file ``display`` (loaded earlier in this discovery) and
+        ``key`` only; reused for as long as the file's content is unchanged."""
+        blob = self._blobs.get(display)
+        if blob is None:
+            return compute()
+        full_key = (display, blob, key)
+        if full_key in self._derived:
+            return cast(_T, self._derived[full_key])
+        value = compute()
+        self._derived[full_key] = value
+        return value
+
+    def owned(self, directory: Path) -> tuple[CanaryStatus, dict[str, dict[str, Any]]]:
+        """:func:`read_status` and :func:`read_generated` of an owned directory, read again
+        only when a file in it changed. Raises :class:`LayoutError` as they do."""
+        try:
+            files = sorted(directory.glob("*.yaml")) if directory.is_dir() else []
+            if any(path.stat().st_size > MAX_FILE_BYTES for path in files):
+                raise OSError("too large to read")
+            key = (
+                str(directory),
+                tuple((path.name, git_blob_id(path.read_bytes())) for path in files),
+            )
+        except OSError:
+            return read_status(directory), read_generated(directory)  # let them word the error
+        self._owned_seen.add(key)
+        # Keep their parsed documents too: a kustomize build that reads them again reuses them.
+        self._seen.update((str(directory / name), blob) for name, blob in key[1])
+        cached = self._owned.get(key)
+        if cached is None:
+            try:
+                load = self._load_as_layout_does
+                cached = (read_status(directory, load=load), read_generated(directory, load=load))
+            except LayoutError as error:
+                cached = error
+            self._owned[key] = cached
+        if isinstance(cached, LayoutError):
+            raise cached
+        return cached
+
+    def build(self, directory: Path, make: Callable[[], Build]) -> Build:
+        """``make()``, the kustomize build of ``directory``, reused for as long as every file
+        it read has the same content and every directory on the way the same entries.
+
+        Only builds that stay inside ``directory``, without symlinks or directories lacking a
+        kustomization (read by walking them), are kept; the others are built every time.
+        """
+        self._builds_seen.add(directory)
+        kept = self._builds.get(directory)
+        if kept is not None and _build_inputs(kept[0], directory) == kept[1]:
+            return kept[0]
+        self._builds.pop(directory, None)
+        made = make()
+        inputs = _build_inputs(made, directory)
+        if inputs is not None:
+            self._builds[directory] = (made, inputs)
+        return made
+
+    def _load_as_layout_does(self, path: Path) -> list[Document]:
+        """:func:`load_file` through the cache: same documents, and for a file that cannot be
+        read, load_file's own error."""
+        try:
+            return self.load(path, str(path))
+        except ManifestError:
+            return load_file(path)
+
     def prune(self) -> None:
         """Forget entries not used since the last prune (call once per discovery)."""
         self._documents = {k: v for k, v in self._documents.items() if k in self._seen}
+        blobs = {blob for _, blob in self._seen}
+        self._by_blob = {k: v for k, v in self._by_blob.items() if k in blobs}
+        self._derived = {k: v for k, v in self._derived.items() if (k[0], k[1]) in self._seen}
+        self._owned = {k: v for k, v in self._owned.items() if k in self._owned_seen}
+        self._builds = {k: v for k, v in self._builds.items() if k in self._builds_seen}
+        self._builds_seen = set()
         self._seen = set()
+        self._blobs = {}
+        self._owned_seen = set()
+
+
+#: What a kustomize build read: each directory's entries (name, is a directory), each file's blob.
+_BuildInputs = tuple[
+    tuple[tuple[str, tuple[tuple[str, bool], ...]], ...], tuple[tuple[str, str], ...]
+]
+
+
+def _build_inputs(made: Build, directory: Path) -> _BuildInputs | None:
+    """The inputs of ``made``, to tell whether building ``directory`` again would read the
+    same; None when they cannot be told that way (see :meth:`ParseCache.build`)."""
+    root = str(directory)
+    inside = root + os.sep
+    built: set[str] = set()  # directories the build read as kustomizations
+    scanned = {root}
+    files: list[tuple[str, str]] = []
+    for path in sorted(str(p) for p in made.includes):
+        if path != root and not path.startswith(inside):
+            return None  # reads outside its directory (a shared base): built every time
+        if os.path.isdir(path):
+            built.add(path)
+            scanned.add(path)
+        else:
+            try:
+                if os.path.getsize(path) > MAX_FILE_BYTES:
+                    return None
+                with open(path, "rb") as handle:
+                    files.append((path, git_blob_id(handle.read())))
+            except OSError:
+                return None
+        parent = os.path.dirname(path)
+        while parent.startswith(inside) and parent not in scanned:
+            scanned.add(parent)
+            parent = os.path.dirname(parent)
+    listings: list[tuple[str, tuple[tuple[str, bool], ...]]] = []
+    for folder in sorted(scanned):
+        try:
+            with os.scandir(folder) as entries:
+                listing = sorted(
+                    (entry.name, entry.is_dir(follow_symlinks=False), entry.is_symlink())
+                    for entry in entries
+                )
+        except OSError:
+            return None
+        if any(is_link for _, _, is_link in listing):
+            return None
+        names = {name for name, is_dir, _ in listing if not is_dir}
+        if folder in built and names.isdisjoint(KUSTOMIZATION_FILES):
+            return None  # a directory read by walking it
+        listings.append((folder, tuple((name, is_dir) for name, is_dir, _ in listing)))
+    return tuple(listings), tuple(files)
 
 
 def _parse(content: bytes, display: str) -> list[Document]:
@@ -190,7 +356,10 @@ class DiscoveredCanary:
 
     @property
     def canary_dir(self) -> str:
-        return PurePosixPath(self.file).parent.as_posix()
+        # ``file`` is normalised (discovery makes it), so this is PurePosixPath(file).parent,
+        # without building a path object for every canary on every tick.
+        parent, _, _ = self.file.rpartition("/")
+        return parent or ("/" if self.file.startswith("/") else ".")
 
     def primary_template(self) -> dict[str, Any] | None:
         """The pod template of the committed primary Deployment, if there is one."""
@@ -260,6 +429,11 @@ class _Discoverer:
         self.included_files: set[Path] = set()
         self.kustomization_dirs: list[Path] = []
         self.canary_docs: list[tuple[Document, Canary | None, list[Issue]]] = []
+        #: The file each MetricTemplate came from, to name it in query problems.
+        self.template_files: dict[str, str] = {}
+        self._by_kind_and_name: dict[tuple[str, str], list[SourceObject]] | None = None
+        self._resources_under: dict[str, list[tuple[Build, Resource]]] | None = None
+        self._builds_by_root: dict[str, list[Build]] | None = None
 
     def provider_for(self, file: str) -> str | None:
         if callable(self.default_provider):
@@ -311,7 +485,9 @@ class _Discoverer:
             for path in iter_yaml_files(root):
                 if _in_owned_dir(path):
                     continue  # our own output is read through read_generated/read_status
-                found.setdefault(path.resolve(), None)
+                # Roots are resolved and the walk does not enter symlinked directories, so only
+                # a symlinked file needs resolving (resolving every path is slow in a monorepo).
+                found.setdefault(path.resolve() if path.is_symlink() else path, None)
         return list(found)
 
     def parse(self, files: Iterable[Path]) -> dict[Path, list[Document]]:
@@ -334,7 +510,11 @@ class _Discoverer:
             if _in_owned_dir(directory / "x"):
                 continue
             try:
-                attempted.append(build(directory, self.repo_root, load=self.load))
+                attempted.append(
+                    self.cache.build(
+                        directory, partial(build, directory, self.repo_root, load=self.load)
+                    )
+                )
             except KustomizeError as error:
                 self.broken[directory] = str(error)
         included: set[Path] = set()
@@ -352,10 +532,11 @@ class _Discoverer:
             self.included_files.update(one.includes)
 
     def index_loose(self, files: list[Path], documents: dict[Path, list[Document]]) -> None:
+        kustomization_dirs = set(self.kustomization_dirs)
         for path in files:
             if path in self.included_files:
                 continue
-            if any(d in path.parents for d in self.kustomization_dirs):
+            if not kustomization_dirs.isdisjoint(path.parents):
                 continue  # a kustomization decides what its directory applies; this is not listed
             for document in documents.get(path, []):
                 data = document.data
@@ -365,8 +546,11 @@ class _Discoverer:
 
     def read_flagger_objects(self) -> None:
         for document in self.flagger_docs:
-            parsed, issues = parse_document(
-                document.data, document.file, default_provider=self.provider_for(document.file)
+            provider = self.provider_for(document.file)
+            parsed, issues = self.cache.derived(
+                document.file,
+                ("flagger", document.index, provider),
+                partial(parse_document, document.data, document.file, default_provider=provider),
             )
             kind = document.data.get("kind")
             if kind == "Canary":
@@ -377,6 +561,7 @@ class _Discoverer:
             self.result.issues.extend(str(issue) for issue in issues)
             if isinstance(parsed, MetricTemplate):
                 self.add_unique(self.result.metric_templates, parsed.key, parsed, document)
+                self.template_files.setdefault(parsed.key, document.file)
             elif isinstance(parsed, AlertProvider):
                 self.add_unique(self.result.alert_providers, parsed.key, parsed, document)
 
@@ -414,7 +599,9 @@ class _Discoverer:
             issues=[str(issue) for issue in issues if issue.is_error],
             warnings=[str(issue) for issue in issues if not issue.is_error],
         )
-        if name:
+        if _DNS1123.match(name):
+            # Only a DNS-1123 name becomes a path: anything else could point outside the
+            # repository.
             canary_dir = PurePosixPath(document.file).parent
             found.generated_dir = generated_dir(canary_dir, name).as_posix()
             self.read_owned(found)
@@ -434,14 +621,11 @@ class _Discoverer:
     def read_owned(self, found: DiscoveredCanary) -> None:
         directory = self.repo_root / found.generated_dir
         try:
-            found.status = read_status(directory)
-            found.generated = read_generated(directory)
+            found.status, found.generated = self.cache.owned(directory)
         except LayoutError as error:
             found.issues.append(f"{error} (gitops-canary owns this file; restore it from git)")
-        included = (
-            any((directory.resolve() in b.includes) for b in self.builds)
-            or directory.resolve() in self.included_files
-        )
+        # Every build's includes are in included_files (see build_kustomizations).
+        included = directory.resolve() in self.included_files
         found.generated_included = included
         self.warn_rewritten_generated(found)
         if directory.is_dir() and not included:
@@ -456,20 +640,31 @@ class _Discoverer:
         """A kustomization ``images:`` entry also rewrites the generated primary when the owned
         directory is listed below it: the primary would then run the new image before the
         analysis promoted it."""
-        prefix = found.generated_dir + "/"
-        for one in self.builds:
-            for resource in one.resources:
-                if not resource.file.startswith(prefix):
-                    continue
-                committed = found.generated.get(PurePosixPath(resource.file).name)
-                if committed is None or _images(committed) == _images(resource.data):
-                    continue
-                found.warnings.append(
-                    f"{found.file}: Canary {found.key}: the kustomization in {one.root} rewrites "
-                    f"the images of the generated {resource.file} ({', '.join(one.images)} "
-                    "images:), so the primary would change before promotion; list "
-                    f"{found.generated_dir} in a kustomization without images: entries"
-                )
+        for one, resource in self.resources_under().get(found.generated_dir, []):
+            committed = found.generated.get(PurePosixPath(resource.file).name)
+            if committed is None or _images(committed) == _images(resource.data):
+                continue
+            found.warnings.append(
+                f"{found.file}: Canary {found.key}: the kustomization in {one.root} rewrites "
+                f"the images of the generated {resource.file} ({', '.join(one.images)} "
+                "images:), so the primary would change before promotion; list "
+                f"{found.generated_dir} in a kustomization without images: entries"
+            )
+
+    def resources_under(self) -> dict[str, list[tuple[Build, Resource]]]:
+        """Every build resource under each directory (any depth), in build order; built once.
+
+        Looking a directory up here instead of scanning every build keeps discovery linear in
+        the number of canaries."""
+        if self._resources_under is None:
+            index: dict[str, list[tuple[Build, Resource]]] = {}
+            for one in self.builds:
+                for resource in one.resources:
+                    parts = resource.file.split("/")
+                    for end in range(1, len(parts)):
+                        index.setdefault("/".join(parts[:end]), []).append((one, resource))
+            self._resources_under = index
+        return self._resources_under
 
     def blame_broken_kustomizations(self, found: DiscoveredCanary) -> None:
         canary_dir = (self.repo_root / found.file).resolve().parent
@@ -481,7 +676,7 @@ class _Discoverer:
         self, kind: str, name: str, namespace: str, canary_dir: str
     ) -> tuple[SourceObject | None, list[SourceObject], list[SourceObject]]:
         """(chosen, ambiguous candidates, same name in other namespaces)."""
-        named = [o for o in self.index if o.data.get("kind") == kind and _name(o.data) == name]
+        named = self.by_kind_and_name().get((kind, name), [])
         here = [o for o in named if _namespace(o) in (namespace, None)]
         elsewhere = [o for o in named if _namespace(o) not in (namespace, None)]
         distinct = _distinct(here)
@@ -501,6 +696,15 @@ class _Discoverer:
                 return exact[0], [], elsewhere
             return None, distinct, elsewhere
         return (distinct[0] if distinct else None), [], elsewhere
+
+    def by_kind_and_name(self) -> dict[tuple[str, str], list[SourceObject]]:
+        """:attr:`index` grouped by (kind, name), in index order (built once, on first use)."""
+        if self._by_kind_and_name is None:
+            grouped: dict[tuple[str, str], list[SourceObject]] = {}
+            for obj in self.index:
+                grouped.setdefault((str(obj.data.get("kind")), _name(obj.data)), []).append(obj)
+            self._by_kind_and_name = grouped
+        return self._by_kind_and_name
 
     def resolve_target(self, found: DiscoveredCanary, canary: Canary, where: str) -> None:
         ref = canary.spec.target_ref
@@ -556,9 +760,17 @@ class _Discoverer:
             places.append(f"{len(loose) - 5} more files")
         return ", ".join(places) or "no manifests"
 
+    def builds_by_root(self) -> dict[str, list[Build]]:
+        if self._builds_by_root is None:
+            grouped: dict[str, list[Build]] = {}
+            for one in self.builds:
+                grouped.setdefault(one.root, []).append(one)
+            self._builds_by_root = grouped
+        return self._builds_by_root
+
     def warn_unapplied(self, found: DiscoveredCanary, target: SourceObject, where: str) -> None:
-        for one in self.builds:
-            if one.root == target.build_root and one.unapplied:
+        for one in self.builds_by_root().get(target.build_root or "", []):
+            if one.unapplied:
                 found.warnings.append(
                     f"{where}: the kustomization that applies the target uses fields this reader "
                     f"does not apply ({'; '.join(one.unapplied)}); the revision is computed "
@@ -612,6 +824,33 @@ class _Discoverer:
                 )
             else:
                 found.metric_templates[key] = template
+        self.check_queries(found, canary, where)
+
+    def check_queries(self, found: DiscoveredCanary, canary: Canary, where: str) -> None:
+        """Render every query now, so a template using something gitops-canary does not render
+        (``{{ .Env }}``, pipelines, a missing variable) stops this canary here, with the file
+        and field named, not as a failed check in the middle of a rollout."""
+        if found.provider is None:
+            return
+        plan = plan_queries(canary, found.provider, found.metric_templates, "http://prometheus")
+        metrics = canary.spec.analysis.metrics
+        for item in plan:
+            if not isinstance(item, QueryPlanError) or "no usable metrics template" in item.message:
+                continue
+            position = metrics.index(item.metric)
+            ref = item.metric.template_ref
+            reason = item.message.split(" render error: ", 1)[-1]
+            if ref is None or item.source.value != "template":
+                found.issues.append(f"{where}: spec.analysis.metrics[{position}].query: {reason}")
+                continue
+            key = f"{ref.namespace or canary.namespace}/{ref.name}"
+            if key not in found.metric_templates:
+                continue  # reported above as not found
+            template_file = self.template_files.get(key, "(unknown file)")
+            found.issues.append(
+                f"{template_file}: MetricTemplate {key}: spec.query: {reason} (used by "
+                f"spec.analysis.metrics[{position}] of {where})"
+            )
 
     def resolve_alerts(self, found: DiscoveredCanary, canary: Canary, where: str) -> None:
         for position, alert in enumerate(canary.spec.analysis.alerts):

@@ -10,13 +10,21 @@ without ``--force``; a rejected push is reported (:class:`PushResult`) for the c
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+import os
+import re
 import shutil
+import stat
+import tempfile
+import time
 import weakref
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import git
 
@@ -96,6 +104,23 @@ class PushResult:
 
 
 @dataclass(frozen=True)
+class FileState:
+    """One path as a step left it: its bytes and git mode, or ``content=None`` if deleted."""
+
+    path: str
+    content: bytes | None
+    mode: str = "100644"
+
+
+@dataclass(frozen=True)
+class StagedCommit:
+    """One step to commit later: its message and the state of every path it changed."""
+
+    message: str
+    files: tuple[FileState, ...]
+
+
+@dataclass(frozen=True)
 class _Completed:
     status: int
     stdout: str
@@ -132,6 +157,17 @@ class GitRepo:
         self.timeout = timeout
         self._credentials = credentials
         self._git = git.Git(str(workdir))
+        #: True once this process fetched the full history: fetching with --depth again would
+        #: cut it back, and the next history query would fetch it all again.
+        self._complete = False
+        #: :meth:`last_commits_touching` answers, valid at commit ``_touched_at``.
+        self._touched_at: str | None = None
+        self._touched: dict[str, str | None] = {}
+        #: HEAD's commit when known without asking git, and the watched branch's fetched tip.
+        self._head: str | None = None
+        self._fetched: str | None = None
+        #: Paths whose index entries lag behind HEAD after :meth:`commit_staged`.
+        self._stale_index: list[str] = []
         self._private_dir = private_directory()
         self._cleanup = weakref.finalize(self, shutil.rmtree, self._private_dir, True)
 
@@ -192,6 +228,11 @@ class GitRepo:
 
     def _prepare_workdir(self) -> None:
         git_dir = self.worktree / ".git"
+        if git_dir.is_dir() and not (git_dir / _MARKER).exists() and self._interrupted_init():
+            # Killed during our own first clone (between 'git init' and writing the marker):
+            # nothing is in it but an empty repository, so start over.
+            log.warning("Removing the unfinished first clone in %s.", self.worktree)
+            shutil.rmtree(git_dir)
         if git_dir.is_dir():
             if not (git_dir / _MARKER).exists():
                 raise GitError(
@@ -209,7 +250,18 @@ class GitRepo:
             )
         self._init_workdir()
 
+    def _interrupted_init(self) -> bool:
+        """A ``.git`` with no commit, nothing else in the directory, and no remote or ours."""
+        if any(p.name != ".git" for p in self.worktree.iterdir()):
+            return False
+        if self._run("rev-parse", "--verify", "--quiet", "HEAD", check=False).status == 0:
+            return False
+        remote = self._run("config", "--get", "remote.origin.url", check=False).stdout.strip()
+        return remote in ("", self.url)
+
     def _init_workdir(self) -> None:
+        self._head = self._fetched = None
+        self._stale_index = []
         self.worktree.mkdir(parents=True, exist_ok=True)
         self._run("init", "--quiet")
         self._run("remote", "add", "origin", self.url)
@@ -220,6 +272,8 @@ class GitRepo:
 
     def _rebuild_workdir(self) -> None:
         log.warning("Rebuilding the local working copy %s from the remote.", self.worktree)
+        self._complete = False
+        self._touched_at, self._touched = None, {}
         shutil.rmtree(self.worktree / ".git")
         for entry in self.worktree.iterdir():
             if entry.is_dir() and not entry.is_symlink():
@@ -253,18 +307,25 @@ class GitRepo:
     def fetch_branch(self, branch: str) -> str | None:
         """Fetch ``branch`` into ``refs/remotes/origin/<branch>``; None if the remote lacks it."""
         args = ["fetch", "--no-tags", "--quiet"]
-        if self.depth is not None:
+        if self.depth is not None and not self._complete:
             args.append(f"--depth={self.depth}")
         args += ["origin", f"+refs/heads/{branch}:{_tracking(branch)}"]
         result = self._run(*args, check=False, network=True)
         if result.status != 0:
             if "couldn't find remote ref" in result.stderr.lower():
                 self._run("update-ref", "-d", _tracking(branch), check=False)
+                if branch == self.branch:
+                    self._fetched = None
                 return None
             raise GitError(
                 f"git fetch of branch {branch!r} from {self.url} failed: {result.stderr}"
             )
-        return self.rev_parse(_tracking(branch))
+        if self.depth is not None and not self._complete and not self._is_shallow():
+            self._complete = True  # the depth reached the first commit: the history is all here
+        tip = self.rev_parse(_tracking(branch))
+        if branch == self.branch:
+            self._fetched = tip
+        return tip
 
     def remote_tip(self) -> str:
         """The watched branch's tip as of the last fetch."""
@@ -292,6 +353,7 @@ class GitRepo:
             self._run("checkout", "--quiet", "--force", "-B", self.branch, target)
         self._run("reset", "--quiet", "--hard", target)
         self._run("clean", "-ffdxq")
+        self._head, self._stale_index = self._fetched, []
 
     def _remove_stale_locks(self) -> None:
         # Only this process uses the working copy, so any lock is a leftover from a crash.
@@ -314,6 +376,7 @@ class GitRepo:
         author = author or self.author
         committer = committer or self.committer
         signing = signing or self.signing
+        self._sync_index()
         paths = [self._checked_path(path) for path in paths_changed]
         if not paths:
             return None
@@ -357,7 +420,198 @@ class GitRepo:
             raise GitError(
                 f"git commit in {self.worktree} failed: {result.stderr or result.stdout}"
             )
-        return self.rev_parse("HEAD")
+        self._head = self.rev_parse("HEAD")
+        return self._head
+
+    def head(self) -> str:
+        """HEAD's commit (remembered while only this object moves it)."""
+        if self._head is None:
+            self._head = self.rev_parse("HEAD")
+        return self._head
+
+    def _sync_index(self) -> None:
+        """Bring the index entries :meth:`commit_staged` left behind up to HEAD."""
+        if self._stale_index:
+            self._run(
+                "reset", "--quiet", "--pathspec-from-file=-", "--pathspec-file-nul", "HEAD",
+                stdin="\0".join(self._stale_index).encode(),
+            )  # fmt: skip
+            self._stale_index = []
+
+    def snapshot(self, paths_changed: list[str]) -> tuple[FileState, ...] | None:
+        """What ``paths_changed`` hold in the working copy now, to commit later with
+        :meth:`commit_staged`; None when one is neither a file, a symlink nor absent (commit
+        that step with :meth:`commit` right away instead)."""
+        states: list[FileState] = []
+        for path in dict.fromkeys(self._checked_path(p) for p in paths_changed):
+            where = self.worktree / path
+            try:
+                info = where.lstat()
+            except FileNotFoundError:
+                states.append(FileState(path, None))
+                continue
+            if stat.S_ISLNK(info.st_mode):
+                states.append(FileState(path, os.readlink(where).encode(), "120000"))
+            elif stat.S_ISREG(info.st_mode):
+                mode = "100755" if info.st_mode & stat.S_IXUSR else "100644"
+                states.append(FileState(path, where.read_bytes(), mode))
+            else:
+                return None
+        return tuple(states)
+
+    def commit_staged(self, commits: list[StagedCommit]) -> list[str | None]:
+        """Commit each of ``commits`` on top of HEAD, in order, one commit each; their shas.
+
+        The result is what :meth:`commit` of each step right after it was written would have
+        made (None for a step that changed nothing), but the commits are written by one
+        ``git fast-import`` instead of several git commands per step. When git would transform
+        the files (attributes, ``core.autocrlf``), sign the commits or run commit hooks, each
+        step is written back and committed with :meth:`commit` instead. HEAD and the working
+        copy hold the last step afterwards; the index entries of the paths lag until the next
+        method that uses the index (one index write per batch, not per step).
+        """
+        if not commits:
+            return []
+        paths = sorted({f.path for c in commits for f in c.files})
+        branch = self._head_branch()
+        if branch is None or not self._can_import(commits, paths):
+            return self._commit_one_by_one(commits)
+        head = self.head()
+        tree = self._tree_entries(head, paths)
+        if tree is None:
+            return self._commit_one_by_one(commits)
+        stream, marks = self._import_stream(commits, branch, head, tree)
+        if not marks:
+            return [None] * len(commits)
+        marks_file = self._private_dir / "marks"
+        # fast-import moves the branch HEAD is on, fast-forward only.
+        self._run(
+            "fast-import", "--quiet", "--date-format=raw", f"--export-marks={marks_file}",
+            stdin=stream,
+        )  # fmt: skip
+        shas = dict(line.split() for line in marks_file.read_text(encoding="utf-8").splitlines())
+        marks_file.unlink()
+        self._head = shas[f":{max(marks.values())}"]
+        # The index still holds the old tip for these paths (the files already hold the new);
+        # it is brought up to date before anything reads it.
+        self._stale_index.extend(paths)
+        return [shas[f":{marks[i]}"] if i in marks else None for i in range(len(commits))]
+
+    def _head_branch(self) -> str | None:
+        """The branch ref HEAD points to (``refs/heads/...``); None when detached."""
+        try:
+            text = (self.worktree / ".git" / "HEAD").read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+        ref = text.removeprefix("ref: ")
+        return ref if ref != text and ref.startswith("refs/heads/") else None
+
+    def _can_import(self, commits: list[StagedCommit], paths: list[str]) -> bool:
+        """Whether ``git fast-import`` makes exactly what ``git add`` and ``git commit`` would."""
+        if self.signing is not None or any(_stripspace(scrub(c.message)) == "" for c in commits):
+            return False
+        for who in (self.author, self.committer):
+            if who.name != who.name.strip(_IDENT_CRUD) or who.email != who.email.strip(_IDENT_CRUD):
+                return False
+            if any(char in who.name + who.email for char in "<>\n"):
+                return False
+        if any("\n" in p or p.startswith('"') for p in paths):
+            return False
+        hooks = self.worktree / ".git" / "hooks"
+        if any((hooks / name).exists() for name in ("prepare-commit-msg", "post-commit")):
+            return False
+        settings = self._run(
+            "config", "--get-regexp",
+            r"^(core\.(autocrlf|filemode|symlinks|hookspath)|i18n\.commitencoding)$",
+            check=False,
+        ).stdout  # fmt: skip
+        for line in settings.splitlines():
+            key, _, value = line.partition(" ")
+            if value.strip().lower() not in _FAST_IMPORT_SETTINGS.get(key, ()):
+                return False
+        attributes = self._run(
+            "check-attr", "-z", "--stdin", *_CONVERSION_ATTRIBUTES, stdin="\0".join(paths).encode()
+        ).stdout.split("\0")
+        # -z output: path, attribute, value, ... for each path and attribute asked about.
+        return all(value == "unspecified" for value in attributes[2::3])
+
+    def _tree_entries(self, rev: str, paths: list[str]) -> dict[str, tuple[str, str]] | None:
+        """path -> (mode, blob id) at ``rev`` for those of ``paths`` that are files there;
+        None when one is a submodule."""
+        # Many paths would not fit on a command line: then list the whole tree.
+        selection = ["--", *paths] if len(paths) <= 256 else []
+        out = self._run("ls-tree", "-r", "-z", "--full-tree", rev, *selection).stdout
+        wanted = set(paths)
+        entries: dict[str, tuple[str, str]] = {}
+        for entry in filter(None, out.split("\0")):
+            meta, _, path = entry.partition("\t")
+            if path in wanted:
+                mode, kind, blob = meta.split()
+                if kind != "blob":
+                    return None
+                entries[path] = (mode, blob)
+        return entries
+
+    def _import_stream(
+        self,
+        commits: list[StagedCommit],
+        branch: str,
+        head: str,
+        tree: dict[str, tuple[str, str]],
+    ) -> tuple[bytes, dict[int, int]]:
+        """The fast-import input and, for each commit that changes something, its mark."""
+        stamp = _raw_time()
+        author = f"{self.author.name} <{self.author.email}> {stamp}"
+        committer = f"{self.committer.name} <{self.committer.email}> {stamp}"
+        chunks: list[bytes] = []
+        marks: dict[int, int] = {}
+        parent = head
+        for position, step in enumerate(commits):
+            lines: list[bytes] = []
+            for state in step.files:
+                before = tree.get(state.path)
+                if state.content is None:
+                    if before is not None:
+                        lines.append(f"D {state.path}\n".encode())
+                        del tree[state.path]
+                    continue
+                after = (state.mode, _blob_id(state.content))
+                if after == before:
+                    continue
+                tree[state.path] = after
+                lines.append(f"M {state.mode} inline {state.path}\n".encode())
+                lines.append(_data(state.content))
+            if not lines:
+                continue  # like commit(): nothing changed, no commit
+            mark = len(marks) + 1
+            marks[position] = mark
+            message = _stripspace(scrub(step.message).rstrip("\n") + "\n")
+            chunks.append(
+                f"commit {branch}\nmark :{mark}\nauthor {author}\ncommitter {committer}\n".encode()
+            )
+            chunks.append(_data(message.encode("utf-8")))
+            chunks.append(f"from {parent}\n".encode())
+            chunks.extend(lines)
+            chunks.append(b"\n")
+            parent = f":{mark}"
+        chunks.append(b"done\n")
+        return b"".join(chunks), marks
+
+    def _commit_one_by_one(self, commits: list[StagedCommit]) -> list[str | None]:
+        shas: list[str | None] = []
+        for step in commits:
+            for state in step.files:
+                where = self.worktree / state.path
+                if state.content is None or state.mode == "120000":
+                    where.unlink(missing_ok=True)
+                if state.content is None:
+                    continue
+                if state.mode == "120000":
+                    where.symlink_to(state.content.decode())
+                else:
+                    where.write_bytes(state.content)
+            shas.append(self.commit([f.path for f in step.files], step.message))
+        return shas
 
     def _checked_path(self, path: str) -> str:
         relative = PurePosixPath(path)
@@ -388,7 +642,9 @@ class GitRepo:
         self._run("push", "--quiet", "origin", f":refs/heads/{branch}", network=True)
 
     def _push(self, refspec: str, branch: str, options: list[str]) -> PushResult:
-        sha = self.rev_parse("HEAD")
+        sha = self.head()
+        if branch == self.branch:
+            self._fetched = None  # a push moves the tracking ref too
         result = self._run(
             "push", "--porcelain", *options, "origin", refspec, check=False, network=True
         )
@@ -434,6 +690,81 @@ class GitRepo:
             return found or None
         return found or None
 
+    def last_commits_touching(self, paths: Sequence[str], rev: str) -> dict[str, str | None]:
+        """:meth:`last_commit_touching` of each of ``paths`` separately, at commit ``rev``.
+
+        One ``git log`` for all paths instead of one per path, and the answers are kept: when
+        ``rev`` descends from the commit of the previous call, only the commits added since are
+        read, so a tick in which the branch did not move runs no git at all. Histories with
+        merges are answered path by path, exactly as :meth:`last_commit_touching` does.
+        """
+        tip = rev if _FULL_SHA.fullmatch(rev) else self.rev_parse(rev)
+        known = self._touched  # keys were checked when they were added
+        wanted = list(dict.fromkeys(p if p in known else self._checked_path(p) for p in paths))
+        if self._touched_at != tip:
+            self._touched = self._touched_since(self._touched_at, tip)
+            self._touched_at = tip
+        missing = [p for p in wanted if p not in self._touched]
+        if missing:
+            self._touched.update(self._touched_in_history(missing, tip))
+        return {p: self._touched[p] for p in wanted}
+
+    def _touched_since(self, base: str | None, tip: str) -> dict[str, str | None]:
+        """The kept answers moved from ``base`` to ``tip``; empty when they cannot be."""
+        known = self._touched
+        if base is None or not known:
+            return {}
+        try:
+            if not self.is_ancestor(base, tip):
+                return {}  # history was rewritten: start again
+        except GitError:
+            return {}
+        commits = self._log_names(f"{base}..{tip}", list(known))
+        boundary = self._boundary()
+        if commits is None or any(sha in boundary for sha, _ in commits):
+            return {}
+        updated = dict(known)
+        for path, sha in _newest_per_path(commits, list(known)).items():
+            updated[path] = sha
+        return updated
+
+    def _touched_in_history(self, paths: list[str], tip: str) -> dict[str, str | None]:
+        for _ in range(2):
+            commits = self._log_names(tip, paths)
+            if commits is None:  # merges: let git simplify history per path, as it always did
+                return {p: self.last_commit_touching([p], tip) for p in paths}
+            found: dict[str, str | None] = dict.fromkeys(paths)
+            found.update(_newest_per_path(commits, paths))
+            boundary = self._boundary()
+            if boundary and any(sha is None or sha in boundary for sha in found.values()):
+                # A shallow clone's boundary commit looks as if it created every file.
+                self._unshallow()
+                continue
+            return found
+        return found
+
+    def _log_names(self, revisions: str, paths: list[str]) -> list[tuple[str, list[str]]] | None:
+        """(commit, changed paths) newest first for ``git log revisions -- paths``; None when a
+        merge commit is among them."""
+        out = self._run(
+            "log", "--format=%x01%H %P", "--name-only", "--no-renames", "-z", revisions,
+            "--", *paths,
+        ).stdout  # fmt: skip
+        # -z output: "\x01<sha> <parents>\0" then "\n<name>\0<name>\0..." per commit.
+        commits: list[tuple[str, list[str]]] = []
+        for token in out.split("\0"):
+            if token.startswith("\x01"):
+                ids = token[1:].split()
+                if len(ids) > 2:
+                    return None
+                commits.append((ids[0], []))
+            elif token and commits:
+                commits[-1][1].append(token.removeprefix("\n"))
+        return commits
+
+    def _boundary(self) -> set[str]:
+        return self._shallow_boundary() if self._is_shallow() else set()
+
     def commit_time(self, sha: str) -> datetime:
         """When ``sha`` was committed (timezone-aware)."""
         result = self._run("show", "-s", "--format=%cI", sha, check=False)
@@ -467,6 +798,7 @@ class GitRepo:
 
     def _unshallow(self) -> None:
         log.info("Fetching the full history of %s into %s.", self.branch, self.worktree)
+        self._fetched = None  # the remote may have moved: the tracking ref is fetched again
         self._run(
             "fetch",
             "--no-tags",
@@ -476,6 +808,7 @@ class GitRepo:
             f"+refs/heads/{self.branch}:{_tracking(self.branch)}",
             network=True,
         )
+        self._complete = True
 
     # -- running git ------------------------------------------------------------------------
 
@@ -486,6 +819,7 @@ class GitRepo:
         network: bool = False,
         config: list[str] | None = None,
         env: dict[str, str] | None = None,
+        stdin: bytes | None = None,
     ) -> _Completed:
         # credential.helper= empties the helper list: a user's "store" helper must never
         # save our token. Literal pathspecs: file names are never globs.
@@ -506,14 +840,16 @@ class GitRepo:
         else:
             full_env["GIT_TERMINAL_PROMPT"] = "0"
         try:
-            status, stdout, stderr = self._git.execute(
-                command,
-                with_extended_output=True,
-                with_exceptions=False,
-                env=full_env,
-                kill_after_timeout=self.timeout,
-                stdout_as_string=True,
-            )
+            with _input(stdin, self._private_dir) as istream:
+                status, stdout, stderr = self._git.execute(
+                    command,
+                    istream=istream,
+                    with_extended_output=True,
+                    with_exceptions=False,
+                    env=full_env,
+                    kill_after_timeout=self.timeout,
+                    stdout_as_string=True,
+                )
         except (git.GitCommandError, OSError) as error:
             raise GitError(f"running git {args[0]} in {self.worktree} failed: {error}") from None
         completed = _Completed(int(status), str(stdout), str(stderr))
@@ -523,6 +859,82 @@ class GitRepo:
                 f"{completed.stderr.strip() or completed.stdout.strip()}"
             )
         return completed
+
+
+_FULL_SHA = re.compile(r"[0-9a-f]{40}")
+#: Attributes under which ``git add`` would not store a file's bytes as they are.
+_CONVERSION_ATTRIBUTES = ("text", "eol", "crlf", "filter", "ident", "working-tree-encoding")
+#: What git strips from both ends of a name or email (ident.c), so the fast path never differs.
+_IDENT_CRUD = " .,:;<>\"\\'\t\n"
+#: Values of settings under which fast-import and ``git add``/``commit`` agree (any other value,
+#: or another setting matched, e.g. ``core.hooksPath``, means they may not).
+_GIT_TRUE = ("true", "yes", "on", "1", "")
+_FAST_IMPORT_SETTINGS = {
+    "core.autocrlf": ("false", "no", "off", "0"),
+    "core.filemode": _GIT_TRUE,
+    "core.symlinks": _GIT_TRUE,
+}
+
+
+@contextlib.contextmanager
+def _input(data: bytes | None, directory: Path) -> Iterator[BinaryIO | None]:
+    """A file holding ``data`` to give a git command as its standard input."""
+    if data is None:
+        yield None
+        return
+    with tempfile.TemporaryFile(dir=directory) as handle:
+        handle.write(data)
+        handle.seek(0)
+        yield handle
+
+
+def _blob_id(content: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
+
+
+def _data(content: bytes) -> bytes:
+    return b"data %d\n" % len(content) + content + b"\n"
+
+
+def _raw_time() -> str:
+    """Now as git's raw date (``<epoch> <+hhmm>``), with the local offset as git uses it."""
+    now = time.time()
+    offset = time.localtime(now).tm_gmtoff // 60
+    sign = "-" if offset < 0 else "+"
+    return f"{int(now)} {sign}{abs(offset) // 60:02d}{abs(offset) % 60:02d}"
+
+
+def _stripspace(text: str) -> str:
+    """``git commit --cleanup=whitespace``: trailing blanks and surplus empty lines removed."""
+    lines: list[str] = []
+    empties = 0
+    for raw in text.split("\n"):
+        line = raw.rstrip(" \t\n\v\f\r")  # C isspace(), as git uses
+        if not line:
+            empties += 1
+            continue
+        if empties and lines:
+            lines.append("")
+        empties = 0
+        lines.append(line)
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _newest_per_path(commits: list[tuple[str, list[str]]], paths: list[str]) -> dict[str, str]:
+    """For each path (a file or directory), the first commit in ``commits`` that changed it."""
+    wanted = set(paths)
+    newest: dict[str, str] = {}
+    for sha, names in commits:
+        if "." in wanted:
+            newest.setdefault(".", sha)
+        for name in names:
+            # The name itself and each of its parent directories may be a wanted path.
+            parts = name.split("/")
+            for end in range(len(parts), 0, -1):
+                candidate = "/".join(parts[:end])
+                if candidate in wanted:
+                    newest.setdefault(candidate, sha)
+    return newest
 
 
 def _tracking(branch: str) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from gitops_canary.core.status import CanaryStatus
 from gitops_canary.repo import yamlout
-from gitops_canary.repo.manifests import ManifestError, load_file
+from gitops_canary.repo.manifests import Document, ManifestError, load_file
 
 OWNED_DIR = "gitops-canary"
 KUSTOMIZATION_FILE = "kustomization.yaml"
@@ -151,13 +151,17 @@ def status_document(name: str, namespace: str | None, status: CanaryStatus) -> d
     }
 
 
-def read_status(directory: Path) -> CanaryStatus:
+#: Reads a YAML file as :func:`load_file` does (discovery passes its cache).
+Loader = Callable[[Path], list[Document]]
+
+
+def read_status(directory: Path, *, load: Loader = load_file) -> CanaryStatus:
     """The status in ``directory/status.yaml``; an empty status when there is none yet."""
     _refuse_read_links(directory)
     path = directory / STATUS_FILE
     if not path.exists():
         return CanaryStatus()
-    data = _load_one(path)
+    data = _load_one(path, load)
     if data.get("kind") != STATUS_KIND:
         raise LayoutError(f"{path}: kind is {data.get('kind')!r}, expected {STATUS_KIND!r}")
     raw = data.get("status") or {}
@@ -173,7 +177,7 @@ def read_status(directory: Path) -> CanaryStatus:
         raise LayoutError(f"{path}: {problems}") from None
 
 
-def read_generated(directory: Path) -> dict[str, dict[str, Any]]:
+def read_generated(directory: Path, *, load: Loader = load_file) -> dict[str, dict[str, Any]]:
     """The committed generated objects, by file name (``kustomization.yaml``/``status.yaml``
     excluded). Empty when the directory does not exist yet."""
     _refuse_read_links(directory)
@@ -183,7 +187,7 @@ def read_generated(directory: Path) -> dict[str, dict[str, Any]]:
     for path in sorted(directory.glob("*.yaml")):
         if path.name in _RESERVED:
             continue
-        objects[path.name] = _load_one(path)
+        objects[path.name] = _load_one(path, load)
     return objects
 
 
@@ -247,9 +251,9 @@ def _is_ours(path: Path) -> bool:
     return first.startswith(HEADER_PREFIX.encode())
 
 
-def _load_one(path: Path) -> dict[str, Any]:
+def _load_one(path: Path, load: Loader = load_file) -> dict[str, Any]:
     try:
-        documents = load_file(path)
+        documents = load(path)
     except ManifestError as error:
         raise LayoutError(str(error)) from None
     if len(documents) != 1:

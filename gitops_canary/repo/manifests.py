@@ -141,6 +141,13 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
+def refuse_oversized(path: Path, display: str, max_bytes: int = MAX_FILE_BYTES) -> None:
+    """Raise :class:`ManifestError` for a file over the limit, from its size alone."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ManifestError(display, _too_large(size, max_bytes))
+
+
 def _too_large(size: int, max_bytes: int) -> str:
     return (
         f"file is {_human_bytes(size)}, larger than the {_human_bytes(max_bytes)} limit for "

@@ -10,8 +10,12 @@ YAML 1.1 and would turn an unquoted ``on`` label into a boolean.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,9 +79,36 @@ def _yaml() -> YAML:
 
 def dump(obj: Mapping[str, Any]) -> str:
     """One object as a YAML document, without ``---``; the text ends with a newline."""
+    plain = _plain(obj)
+    try:
+        # Most generated objects are the same at every step, and serialising is what costs:
+        # remember the text by a digest of the object (keys in order, types kept).
+        digest: bytes | None = hashlib.blake2b(
+            json.dumps(plain, ensure_ascii=False).encode("utf-8", "surrogatepass"), digest_size=20
+        ).digest()
+    except (TypeError, ValueError):
+        digest = None
+    if digest is not None:
+        with _dumped_lock:
+            cached = _dumped.get(digest)
+            if cached is not None:
+                _dumped.move_to_end(digest)
+                return cached
     stream = io.StringIO()
-    _yaml().dump(_plain(obj), stream)
-    return stream.getvalue()
+    _yaml().dump(plain, stream)
+    text = stream.getvalue()
+    if digest is not None:
+        with _dumped_lock:
+            _dumped[digest] = text
+            if len(_dumped) > _DUMPED_MAX:
+                _dumped.popitem(last=False)
+    return text
+
+
+#: Digest of a plain object -> its YAML, least recently used first.
+_dumped: OrderedDict[bytes, str] = OrderedDict()
+_dumped_lock = threading.Lock()
+_DUMPED_MAX = 16_384
 
 
 def _plain(value: Any) -> Any:

@@ -8,8 +8,8 @@
   counts as applied, so the canary's progress deadline is noticed and one commit rolls back;
   the rollback then waits for Flux like any step, and nothing else is committed.
 
-A third test shows a defect: while a commit waits for Flux, the reason gitops-canary gives does
-not name the Kustomization nor the commit (marked xfail, see its reason).
+A third test checks that while a commit waits for Flux, the reason gitops-canary gives names the
+Kustomization and the commit.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import pytest
 from fault_helpers import (
     SHORT_RUN,
     STUCK_IMAGE,
-    Defect,
     Rig,
     assert_fast_forward_only,
     assert_steps_whole,
@@ -46,7 +45,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 #: Three analysis intervals of the playground (3 s each).
 HOLD_SECONDS = 9.0
-NOT_APPLIED = "waiting for the applier (Flux or Argo CD) to apply the last commit"
+NOT_APPLIED = "waiting for Flux Kustomization flux-system/podinfo to apply"
 
 
 def _pause_after_applied(rig: Rig, step: tuple[str, int], seconds: float) -> str:
@@ -90,12 +89,6 @@ def test_paused_applier_holds_the_rollout_until_it_applies_again(tmp_path: Path)
         assert_fast_forward_only(rig.remote)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Defect,
-    reason="product bug: the wait reason for an unapplied step is generic; it does not name "
-    "the Flux Kustomization nor the commit it waits for, as docs/getting-started-flux.md says",
-)
 def test_paused_applier_is_named_in_the_wait_reason(tmp_path: Path) -> None:
     source = source_repo(tmp_path, edit_canary=short_canary())
     with open_rig(tmp_path, source=source) as rig:

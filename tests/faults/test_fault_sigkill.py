@@ -35,7 +35,6 @@ from fault_helpers import (
     BOT,
     FULL_RUN,
     Budget,
-    Defect,
     GitPauses,
     Person,
     Started,
@@ -166,13 +165,6 @@ def steps_of(remote: Path) -> list[tuple[str | None, int | None]]:
     return [(e.phase, e.weight) for e in entries(remote)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Defect,
-    reason="product bug: a SIGKILL between `git init` and writing the working-copy marker "
-    "(GitRepo._init_workdir) leaves a directory that every restart refuses as 'a git working "
-    "copy that gitops-canary did not create'",
-)
 def test_sigkill_during_the_first_clone_does_not_block_restarts(tmp_path: Path) -> None:
     with open_playground(tmp_path) as pg, processes(tmp_path / "logs") as procs:
         config = write_config(pg, tmp_path / "config.yaml")
