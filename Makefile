@@ -16,7 +16,7 @@ lint: setup
 	.venv/bin/lint-imports
 
 test: lint
-	.venv/bin/pytest -q -n 2 --timeout 600
+	.venv/bin/pytest -q -n 3 --timeout 600
 
 bench: setup
 	.venv/bin/python -m benchmarks.run
