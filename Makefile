@@ -16,6 +16,9 @@ lint: setup
 	.venv/bin/lint-imports
 
 test: lint
+	# The engine decides every rollout: every branch of it is exercised by a test.
+	.venv/bin/pytest -q -p no:cacheprovider tests/unit/test_engine_*.py \
+		--cov=gitops_canary.core.engine --cov-branch --cov-report=term --cov-fail-under=100
 	.venv/bin/pytest -q -n 3 --timeout 600
 
 bench: setup
