@@ -119,7 +119,11 @@ def test_paused_applier_holds_the_rollout(open_playground: OpenWorld) -> None:
     world.hold(8)  # more than two analysis intervals (3.6 s each)
     assert world.commit_count() == held_at, world.describe()
     assert applier.last_applied_revision("podinfo") == applied, "the applier stayed paused"
-    assert any("waiting for the applier" in line for line in world.recent), world.recent
+    # The wait reason is the applier's own words: it names the Kustomization and the commit.
+    assert any(
+        "waiting for Flux Kustomization flux-system/podinfo to apply" in line
+        for line in world.recent
+    ), world.recent
 
     cluster.applier.resume()
     world.until_phase(GATEWAY, "Succeeded", timeout=90)
